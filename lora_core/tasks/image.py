@@ -81,14 +81,14 @@ def build(c) -> Task:
     images, labels, class_names = _load(c.img_dataset)
     train_idx, val_idx = _split(len(images))
     state = load_or_train(base_key(c), lambda: train_base(c))
+    source_val = (images[val_idx].reshape(len(val_idx), -1).astype(dtype), labels[val_idx])
     if c.img_shift == "fashion":  # the target is another dataset, with its own split and classes
         images, labels, target_names = _load("fashion")
         t_train, t_val = _split(len(images))
-        target, source_val = images, None
+        target = images
     else:
         target_names, t_train, t_val = class_names, train_idx, val_idx
         target = shift_images(images, c.img_shift, c.img_angle)
-        source_val = images[val_idx].reshape(len(val_idx), -1).astype(dtype)
     d = images[0].size
     flat = target.reshape(len(target), -1).astype(dtype)
 
@@ -105,5 +105,5 @@ def build(c) -> Task:
         loss="cross_entropy", metric="accuracy", targets=("fc1", "fc2"),
         description=f"An MLP trained on {c.img_dataset} images, adapted to the same task {what}.",
         extras={"class_names": target_names, "image_shape": images.shape[1:],
-                "source_val": None if source_val is None else (source_val, labels[val_idx])},
+                "source_val": source_val, "val_images": target[t_val]},
     )

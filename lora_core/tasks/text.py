@@ -45,9 +45,17 @@ def _new_model(c, dtype, rng=None) -> CharLM:
     return CharLM(len(ALPHABET), c.txt_context, c.txt_embed, [c.txt_hidden], rng=rng, dtype=dtype)
 
 
+def split(ids: np.ndarray, context: int):
+    """(train windows, evenly spaced validation windows): the last 10% of a text is held out."""
+    cut = int(len(ids) * (1 - VAL_FRACTION))
+    x_val, y_val = windows(ids[cut:], context)
+    every = max(1, len(y_val) // VAL_ROWS)
+    return windows(ids[:cut], context), (np.ascontiguousarray(x_val[::every]), y_val[::every])
+
+
 def train_base(c) -> dict[str, np.ndarray]:
-    """The base character model, trained on English prose."""
-    x, y = windows(encode(datasets.load_text("prose")), c.txt_context)
+    """The base character model, trained on the first 90% of the English prose."""
+    (x, y), _ = split(encode(datasets.load_text("prose")), c.txt_context)
     model = _new_model(c, np.float64, np.random.default_rng(0))
     fit_base(model, "cross_entropy", x, y, steps=3000, lr=3e-3, batch_size=256)
     return rounded_state(model)
@@ -57,11 +65,8 @@ def build(c) -> Task:
     dtype = np.dtype(c.dtype)
     state = load_or_train(base_key(c), lambda: train_base(c))
     ids = encode(datasets.load_text("shakespeare"))
-    cut = int(len(ids) * (1 - VAL_FRACTION))
-    x_train, y_train = windows(ids[:cut], c.txt_context)
-    x_val, y_val = windows(ids[cut:], c.txt_context)
-    every = max(1, len(y_val) // VAL_ROWS)
-    x_val, y_val = np.ascontiguousarray(x_val[::every]), y_val[::every]
+    (x_train, y_train), (x_val, y_val) = split(ids, c.txt_context)
+    _, source_val = split(encode(datasets.load_text("prose")), c.txt_context)
 
     def build_model():
         model = _new_model(c, dtype)
@@ -72,7 +77,7 @@ def build(c) -> Task:
         modality="text", build_model=build_model, x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val,
         loss="cross_entropy", metric="bpc", targets=("fc1", "fc2"),
         description="A character model trained on English prose (The Devil's Dictionary), adapted to Shakespeare.",
-        extras={"alphabet": ALPHABET, "prompt": decode(ids[cut:cut + c.txt_context])},
+        extras={"alphabet": ALPHABET, "prompt": decode(x_val[0]), "source_val": source_val},
     )
 
 
