@@ -14,10 +14,9 @@ from dataclasses import dataclass, field, fields
 from .errors import ConfigError, check
 from .layers import LORA_INITS
 from .models import FUSIONS, METHODS
+from .optim import OPTIMIZERS, SCHEDULES
 
 MODALITIES = ("synthetic", "image", "text", "multimodal")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
-SCHEDULES = ("constant", "warmup_cosine")
 SYN_BASES = ("identity", "random", "none")
 IMG_DATASETS = ("digits", "mnist", "fashion")
 IMG_SHIFTS = ("rotate", "mirror", "fashion")
@@ -126,8 +125,9 @@ def _convert(f: dataclasses.Field, value):
                 raise ValueError
             return int(number)
         return kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{f.name}={value!r} is not allowed: {f.name} must be a {kind.__name__}.") from None
+    except (TypeError, ValueError, OverflowError):
+        what = {bool: "true or false", int: "a whole number", float: "a number"}.get(kind, "text")
+        raise ConfigError(f"{f.name}={value!r} is not allowed: {f.name} must be {what}.") from None
 
 
 def _validate(c: Config) -> None:
@@ -151,7 +151,9 @@ def _validate(c: Config) -> None:
     check(0.0 <= c.syn_noise <= 10.0, "syn_noise", c.syn_noise, "in [0, 10]")
     check(c.syn_samples >= c.syn_d_in, "syn_samples", c.syn_samples,
           f">= syn_d_in = {c.syn_d_in} so the least-squares optimum is unique")
-    check(c.syn_samples <= 100_000, "syn_samples", c.syn_samples, "at most 100000")
+    check(c.syn_samples * (c.syn_d_in + c.syn_d_out) <= 8_000_000, "syn_samples", c.syn_samples,
+          f"at most {8_000_000 // (c.syn_d_in + c.syn_d_out)} for {c.syn_d_in} + {c.syn_d_out} features "
+          "(the data must stay small)")
     check(c.img_shift != "fashion" or c.img_dataset == "mnist", "img_shift", c.img_shift,
           "used with img_dataset='mnist' only (digits -> fashion needs 28x28 digits)")
     check(c.img_dataset != "fashion" or c.img_shift != "fashion", "img_dataset", c.img_dataset, "not 'fashion' here")
@@ -162,11 +164,13 @@ def _validate(c: Config) -> None:
     check(math.isfinite(c.alpha) and c.alpha > 0, "alpha", c.alpha, "a number > 0")
     check(0.0 <= c.dropout < 1.0, "dropout", c.dropout, "in [0, 1)")
     check(math.isfinite(c.lr) and 0 < c.lr <= 10, "lr", c.lr, "in (0, 10]")
-    check(c.weight_decay >= 0, "weight_decay", c.weight_decay, ">= 0")
+    check(math.isfinite(c.weight_decay) and c.weight_decay >= 0, "weight_decay", c.weight_decay, "a finite number >= 0")
     check(0.0 <= c.momentum < 1.0, "momentum", c.momentum, "in [0, 1)")
-    check(c.loraplus_ratio >= 1.0, "loraplus_ratio", c.loraplus_ratio, ">= 1 (1 turns LoRA+ off)")
+    check(math.isfinite(c.loraplus_ratio) and c.loraplus_ratio >= 1.0, "loraplus_ratio", c.loraplus_ratio,
+          "a finite number >= 1 (1 turns LoRA+ off)")
     check(0 <= c.warmup_steps < c.steps, "warmup_steps", c.warmup_steps, f"in [0, steps) = [0, {c.steps})")
-    check(c.clip_norm >= 0, "clip_norm", c.clip_norm, ">= 0 (0 turns clipping off)")
+    check(math.isfinite(c.clip_norm) and c.clip_norm >= 0, "clip_norm", c.clip_norm,
+          "a finite number >= 0 (0 turns clipping off)")
     check(c.steps <= 1_000_000, "steps", c.steps, "at most 1000000")
     check(c.batch_size <= 65_536, "batch_size", c.batch_size, "at most 65536")
     check(0 <= c.seed < 2 ** 32, "seed", c.seed, "a whole number from 0 to 2**32 - 1")

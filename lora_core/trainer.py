@@ -84,7 +84,10 @@ class History:
     def from_csv(cls, text: str) -> "History":
         """Parse `to_csv` output; raises CheckpointError on anything else. Floats round-trip exactly (repr)."""
         history = cls()
-        rows = list(csv.reader(io.StringIO(text)))
+        try:
+            rows = list(csv.reader(io.StringIO(text)))
+        except csv.Error as error:
+            raise CheckpointError(f"the history CSV cannot be read: {error}.") from None
         if not rows or tuple(rows[0]) != cls.COLUMNS:
             raise CheckpointError(f"the history CSV must start with the header {','.join(cls.COLUMNS)}.")
         for number, row in enumerate(rows[1:], start=2):
