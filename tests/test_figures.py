@@ -81,17 +81,26 @@ def test_downsample_keeps_ends_extremes_and_every_spike_on_100k_points(max_point
 
 
 def test_downsample_keeps_each_bucket_min_and_max():
-    n, max_points = 10_000, 202  # 100 buckets
+    n, max_points = 10_001, 202  # 100 buckets of 100 points between the first and the last
     y = np.sin(np.arange(n) * 0.37) * np.arange(n)
     dx, _ = F.downsample(np.arange(n), y, max_points=max_points)
-    edges = np.linspace(1, n - 1, 101).round().astype(int)
     kept = set(dx.tolist())
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    size = -(-(n - 2) // 100)
+    for lo in range(1, n - 1, size):
+        hi = min(lo + size, n - 1)
         assert lo + int(np.argmin(y[lo:hi])) in kept
         assert lo + int(np.argmax(y[lo:hi])) in kept
 
 
 # -- ema ---------------------------------------------------------------------------------------
+def test_downsample_ignores_nans():
+    y = np.ones(1_000)
+    y[100:400] = np.nan
+    y[700] = 5.0
+    dx, dy = F.downsample(np.arange(1_000), y, max_points=100)
+    assert len(dx) <= 100 and 700 in dx and not np.isnan(dy[1:-1]).any()
+
+
 def test_ema_matches_a_hand_computed_three_step_example():
     # smoothing 0.5: last = 0.5, 1.25, 2.125; debias by 1 - 0.5^k = 0.5, 0.75, 0.875
     np.testing.assert_allclose(F.ema([1.0, 2.0, 3.0], 0.5), [1.0, 1.25 / 0.75, 2.125 / 0.875])
@@ -146,7 +155,10 @@ def test_loss_figure_traces_data_and_layout():
     assert fig.layout.uirevision == "run-1"
     assert fig.layout.xaxis.title.text == "step" and fig.layout.yaxis.title.text == "loss"
     assert fig.layout.template.layout.paper_bgcolor is not None  # plotly_white applied
-    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y > 1
+    legend = fig.layout.legend  # horizontal, above the plot, under the title
+    assert legend.orientation == "h" and legend.yref == "container" and legend.yanchor == "top"
+    assert (1 - legend.y) * fig.layout.height == pytest.approx(F.LEGEND_TOP_PX)
+    assert (1 - legend.y) * fig.layout.height < fig.layout.margin.t
     assert fig.layout.height == 380 and fig.layout.font.size == 15
     assert "%{y" in raw.hovertemplate
     assert not has_empty_note(fig)
@@ -304,6 +316,7 @@ def test_params_vs_loss_figure():
     assert head.marker.color == F.HEAD_ONLY
     assert full.error_y.array is None
     assert fig.layout.xaxis.type == "log" and fig.layout.title.text == "Where returns diminish"
+    assert list(fig.layout.xaxis.ticktext) == ["128", "512", "4,096"]  # own counts; 640 too close to 512
     assert fig.layout.yaxis.title.text == "final validation loss"
     assert has_empty_note(F.params_vs_loss_figure([]))
 
@@ -327,7 +340,7 @@ def test_heatmap_figure_block_averages_above_128():
     z = np.asarray(fig.data[0].z)
     assert max(z.shape) <= 128 and z.shape == (86, 100)  # one factor (3) for both sides
     np.testing.assert_allclose(z[0, 0], m[:3, :3].mean())
-    assert "block-averaged 256×300" in fig.layout.title.text
+    assert fig.layout.title.text == "big" and "block-averaged 256×300" in fig.layout.title.subtitle.text
     z128 = np.asarray(F.heatmap_figure(np.ones((128, 128)), title="t").data[0].z)
     assert z128.shape == (128, 128)
     z129 = np.asarray(F.heatmap_figure(np.ones((129, 10)), title="t").data[0].z)
@@ -397,8 +410,10 @@ def test_prediction_grid_is_one_mosaic_with_coloured_captions():
     lora = np.array([3, 1, 2, 9, 4, 5, 6, 7, 8, 9])
     names_ = [str(i) for i in range(10)]
     fig = F.prediction_grid_figure(images, true, base, lora, names_, n_cols=4)
-    (trace,) = fig.data
+    trace, hover = fig.data  # one mosaic, and invisible points carrying the full captions on hover
     assert trace.type == "heatmap" and trace.showscale is False
+    assert hover.marker.opacity == 0 and len(hover.hovertext) == 10
+    assert hover.hovertext[0] == "true: 3<br>base: 7 ✗<br>LoRA: 3 ✓"
     z = np.asarray(trace.z, dtype=float)
     rows = np.flatnonzero(~np.isnan(z).all(axis=1))  # padding and captions are NaN (transparent)
     cols = np.flatnonzero(~np.isnan(z).all(axis=0))
@@ -427,7 +442,22 @@ def test_prediction_grid_ink_and_names():
     z = np.asarray(fig.data[0].z, dtype=float)
     finite = z[~np.isnan(z)]
     assert finite.min() == 0.0 and (finite == 1.0).sum() == 15  # inverted: 1 - x
-    assert "T-shirt/…" in annotation_texts(fig)[0] and "Trouser" in annotation_texts(fig)[0]
+    assert "T-shirt/top" in annotation_texts(fig)[0] and "Trouser" in annotation_texts(fig)[0]
+
+
+def test_prediction_grid_shortens_long_names_to_fit():
+    names_ = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+              "Ankle boot"]
+    images = np.zeros((8, 28, 28))
+    true = np.array([9, 0, 9, 9, 9, 9, 9, 9])
+    fig = F.prediction_grid_figure(images, true, [0] * 8, true, names_, n_cols=8)
+    caption = annotation_texts(fig)[0]  # truth Ankle boot, base T-shirt/top (wrong), LoRA right
+    assert "<b>Ankle boot</b>" in caption
+    assert f"color:{F.WRONG}'>base T-sh… ✗" in caption
+    assert f"color:{F.CORRECT}'>LoRA ✓" in caption  # right: no name needed
+    assert fig.data[1].hovertext[0] == "true: Ankle boot<br>base: T-shirt/top ✗<br>LoRA: Ankle boot ✓"
+    wide = F.prediction_grid_figure(images[:2], true[:2], [0, 0], true[:2], names_, n_cols=2)
+    assert f"color:{F.CORRECT}'>LoRA Ankle boot ✓" in annotation_texts(wide)[0]  # room for full names
     u8 = F.prediction_grid_figure(np.full((1, 4, 4), 255, dtype=np.uint8), [0], [0], [0], ["a"])
     assert np.nanmax(np.asarray(u8.data[0].z, dtype=float)) == 1.0
 
