@@ -13,7 +13,7 @@ PAGES = [
     st.Page("views/train.py", title="Train (live)", icon=":material/monitoring:", url_path="train"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     st.Page("views/savings.py", title="Parameter savings", icon=":material/calculate:", url_path="savings"),
-    st.Page("pages/checkpoints.py", title="Checkpoints", icon=":material/save:", url_path="checkpoints"),
+    st.Page("views/checkpoints.py", title="Checkpoints", icon=":material/save:", url_path="checkpoints"),
     st.Page("views/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
 

@@ -28,7 +28,7 @@ def metric_row():
 
 def steps_per_second(run: Run, window: int = 200) -> float:
     """Recent training speed, from the history's wall-clock column."""
-    times = run.history.columns["time"][-window:]
+    times = run.history.array("time")[-window:]
     if len(times) < 2 or times[-1] <= times[0]:
         return math.nan
     return (len(times) - 1) / (times[-1] - times[0])

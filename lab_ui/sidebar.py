@@ -10,10 +10,11 @@ from __future__ import annotations
 import streamlit as st
 
 from lora_core import Config, ConfigError, default_config, preset_config
-from lora_core.config import (IMG_DATASETS, IMG_SHIFTS, LORA_INITS, METHODS, MM_DATASETS, MM_SHIFTS, OPTIMIZERS,
+from lora_core.config import (IMG_SHIFTS, LORA_INITS, METHODS, MM_DATASETS, MM_SHIFTS, OPTIMIZERS,
                               PRESETS, SCHEDULES, SYN_BASES)
 from lora_core.models import FUSIONS
 
+from .limits import BATCH_SIZES, LR_GRID, SIDEBAR_OPTIONS, SIDEBAR_RANGES, max_rank
 from .urlstate import config_from_query, config_to_query
 
 KEY = "cfg_{}".format
@@ -39,9 +40,6 @@ LABELS = {
                   "rmsprop": "RMSprop", "adam": "Adam", "adamw": "AdamW"},
     "schedule": {"constant": "constant", "warmup_cosine": "warm-up + cosine"},
 }
-LR_GRID = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
-# Bounds for the classroom: a session's data and model stay small on a shared server.
-MAX_DIM, MAX_SAMPLES, MAX_STEPS = 512, 16384, 20000
 
 
 def _seed(config: Config, overwrite: bool) -> None:
@@ -62,6 +60,11 @@ def _on_preset_pick() -> None:
         load_preset(name)
 
 
+def use_config(config: Config) -> None:
+    """Show `config` in the sidebar (call from a callback, before the widgets are drawn)."""
+    _seed(config, overwrite=True)
+
+
 def load_preset(name: str) -> None:
     """Callback: open a preset (used by the preset picker and the lessons)."""
     _seed(preset_config(name), overwrite=True)
@@ -72,45 +75,55 @@ def _select(name: str, label: str, options, help: str | None = None, **kw):
     return st.selectbox(label, options, key=KEY(name), help=help, format_func=lambda v: labels.get(v, str(v)), **kw)
 
 
-def _int(name: str, label: str, low: int, high: int, help: str | None = None, step: int = 1):
+def _options(name: str):
+    return SIDEBAR_OPTIONS[name]
+
+
+def _int(name: str, label: str, help: str | None = None, step: int = 1, *, low=None, high=None):
+    """A whole-number input with the range from limits.SIDEBAR_RANGES (or a tighter one given here)."""
+    low = SIDEBAR_RANGES[name][0] if low is None else low
+    high = SIDEBAR_RANGES[name][1] if high is None else high
     # clamp a value from a URL into the widget's range instead of failing
     st.session_state[KEY(name)] = int(min(max(st.session_state[KEY(name)], low), high))
     return st.number_input(label, min_value=low, max_value=high, step=step, key=KEY(name), help=help)
 
 
-def _float(name: str, label: str, low: float, high: float, step: float, help: str | None = None, fmt="%g"):
+def _float(name: str, label: str, step: float, help: str | None = None):
+    low, high = SIDEBAR_RANGES[name]
     st.session_state[KEY(name)] = float(min(max(st.session_state[KEY(name)], low), high))
-    return st.number_input(label, min_value=low, max_value=high, step=step, key=KEY(name), help=help, format=fmt)
+    return st.number_input(label, min_value=float(low), max_value=float(high), step=step, key=KEY(name), help=help,
+                           format="%g")
 
 
 def _data_widgets(modality: str) -> None:
     if modality == "synthetic":
         c1, c2 = st.columns(2)
         with c1:
-            _int("syn_d_in", "d_in", 2, MAX_DIM, "Input features.")
+            _int("syn_d_in", "d_in", "Input features.")
         with c2:
-            _int("syn_d_out", "d_out", 2, MAX_DIM, "Output features.")
+            _int("syn_d_out", "d_out", "Output features.")
         limit = min(st.session_state[KEY("syn_d_in")], st.session_state[KEY("syn_d_out")])
-        _int("syn_true_rank", "True rank of dW*", 1, limit, "Rank of the update the adapter must learn.")
-        _float("syn_decay", "Spectrum decay", 0.05, 1.0, 0.05,
+        _int("syn_true_rank", "True rank of dW*", "Rank of the update the adapter must learn.", low=1, high=limit)
+        _float("syn_decay", "Spectrum decay", 0.05,
                "Singular values of dW* fall as decay^i: 1 = all equal (hard for a low rank).")
-        _float("syn_noise", "Noise (std)", 0.0, 2.0, 0.05, "The loss can never go below noise².")
-        st.select_slider("Training samples", [256, 512, 1024, 2048, 4096, 8192, MAX_SAMPLES], key=KEY("syn_samples"))
+        _float("syn_noise", "Noise (std)", 0.05, "The loss can never go below noise².")
+        st.select_slider("Training samples", _options("syn_samples"), key=KEY("syn_samples"))
         _select("syn_base", "Frozen base W0", SYN_BASES, "identity needs d_in = d_out.")
     elif modality == "image":
-        _select("img_dataset", "Dataset", [d for d in IMG_DATASETS if d != "fashion"])
+        _select("img_dataset", "Dataset", _options("img_dataset"))
         shifts = [s for s in IMG_SHIFTS if s != "fashion" or st.session_state[KEY("img_dataset")] == "mnist"]
         if st.session_state[KEY("img_shift")] not in shifts:
             st.session_state[KEY("img_shift")] = shifts[0]
         _select("img_shift", "Target domain", shifts)
         if st.session_state[KEY("img_shift")] == "rotate":
-            st.slider("Rotation (degrees)", -180, 180, step=15, key=KEY("img_angle"))
-        _select("img_hidden", "Hidden width", [32, 64, 128, 256],
+            low, high = SIDEBAR_RANGES["img_angle"]
+            st.slider("Rotation (degrees)", low, high, step=15.0, key=KEY("img_angle"))
+        _select("img_hidden", "Hidden width", _options("img_hidden"),
                 "The base MLP's width. Sizes without a committed base train one on first use (a few seconds).")
     elif modality == "text":
-        _int("txt_context", "Context (characters)", 2, 32)
-        _select("txt_embed", "Embedding size", [8, 16, 32])
-        _select("txt_hidden", "Hidden width", [64, 128, 256, 512],
+        _int("txt_context", "Context (characters)")
+        _select("txt_embed", "Embedding size", _options("txt_embed"))
+        _select("txt_hidden", "Hidden width", _options("txt_hidden"),
                 "Sizes other than the default train a new base on first use (about 10 seconds).")
     else:
         _select("mm_dataset", "Data", MM_DATASETS)
@@ -120,25 +133,25 @@ def _data_widgets(modality: str) -> None:
         else:
             _select("mm_fusion", "Fusion", FUSIONS)
             _select("mm_shift", "Target domain", MM_SHIFTS)
-            _select("mm_hidden", "Hidden width", [32, 64, 128])
+            _select("mm_hidden", "Hidden width", _options("mm_hidden"))
 
 
 def _adapter_widgets() -> None:
     _select("method", "What trains", METHODS)
     if st.session_state[KEY("method")] != "lora":
         return
-    max_rank = MAX_DIM
-    if st.session_state[KEY("modality")] == "synthetic":
-        max_rank = min(st.session_state[KEY("syn_d_in")], st.session_state[KEY("syn_d_out")])
+    highest = max_rank(Config.from_dict({"modality": st.session_state[KEY("modality")],
+                                          "syn_d_in": st.session_state[KEY("syn_d_in")],
+                                          "syn_d_out": st.session_state[KEY("syn_d_out")]}))
     c1, c2 = st.columns(2)
     with c1:
-        _int("rank", "Rank r", 1, max_rank, "Adapter rank: trainable numbers per layer = r·(d_in + d_out).")
+        _int("rank", "Rank r", "Adapter rank: trainable numbers per layer = r·(d_in + d_out).", low=1, high=highest)
     with c2:
-        _float("alpha", "Alpha", 0.125, 1024.0, 1.0, "The update is scaled by alpha / r (rsLoRA: alpha / √r).")
+        _float("alpha", "Alpha", 1.0, "The update is scaled by alpha / r (rsLoRA: alpha / √r).")
     st.toggle("rsLoRA scaling (alpha / √r)", key=KEY("use_rslora"))
     with st.expander("More adapter options"):
         _select("init", "Initialisation", LORA_INITS)
-        _float("dropout", "LoRA dropout", 0.0, 0.9, 0.05)
+        _float("dropout", "LoRA dropout", 0.05)
         st.text_input("Target layers", key=KEY("targets"), placeholder="the task's default",
                       help="Comma-separated layer paths or patterns, e.g. fc1,fc2 or text.*")
 
@@ -149,22 +162,21 @@ def _optimizer_widgets() -> None:
     st.select_slider("Learning rate", grid, key=KEY("lr"))
     c1, c2 = st.columns(2)
     with c1:
-        _int("steps", "Steps", 10, MAX_STEPS, step=50)
+        _int("steps", "Steps", step=50)
     with c2:
-        _select("batch_size", "Batch size", sorted({16, 32, 64, 100, 128, 256, 512,
-                                                      st.session_state[KEY("batch_size")]}))
-    _int("seed", "Seed", 0, 2 ** 31 - 1, "Same seed, same curve: for everyone with this link.")
+        _select("batch_size", "Batch size", sorted({*BATCH_SIZES, st.session_state[KEY("batch_size")]}))
+    _int("seed", "Seed", "Same seed, same curve: for everyone with this link.")
     with st.expander("More optimizer options"):
         _select("schedule", "Schedule", SCHEDULES)
         if st.session_state[KEY("schedule")] == "warmup_cosine":
             steps = st.session_state[KEY("steps")]
-            _int("warmup_steps", "Warm-up steps", 0, max(steps - 1, 0))
-        _float("weight_decay", "Weight decay", 0.0, 1.0, 0.01)
+            _int("warmup_steps", "Warm-up steps", low=0, high=max(steps - 1, 0))
+        _float("weight_decay", "Weight decay", 0.01)
         if st.session_state[KEY("optimizer")] in ("momentum", "nesterov"):
-            _float("momentum", "Momentum", 0.0, 0.99, 0.05)
-        _float("loraplus_ratio", "LoRA+ ratio (lr of B / lr of A)", 1.0, 64.0, 1.0)
-        _float("clip_norm", "Clip gradient norm (0 = off)", 0.0, 100.0, 0.5)
-        _int("eval_every", "Validate every n steps", 1, 1000)
+            _float("momentum", "Momentum", 0.05)
+        _float("loraplus_ratio", "LoRA+ ratio (lr of B / lr of A)", 1.0)
+        _float("clip_norm", "Clip gradient norm (0 = off)", 0.5)
+        _int("eval_every", "Validate every n steps")
 
 
 def render() -> Config:

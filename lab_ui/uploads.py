@@ -8,32 +8,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
-
-import numpy as np
 
 from lora_core import CheckpointError, Config, ConfigError, Run
 from lora_core import checkpoint as ck
 from lora_core.layers import GELU, Embedding, Flatten, Linear, LoRALinear, ReLU, Sequential, Tanh
 from lora_core.models import MultimodalModel, lora_layers
 
+from .limits import MODALITY_FIELDS, size_problem
+
 KINDS = {"bundle": "LoRA Lab run bundle", "adapter": "PEFT LoRA adapter"}
 UNREADABLE = "This file could not be read as a checkpoint: it is not a LoRA Lab run bundle or a PEFT LoRA adapter."
 
-# What the sidebar can show (its widget ranges and options, see lab_ui/sidebar.py). A bundle whose data or
-# model is larger than these is not built on a shared classroom server; one the sidebar cannot show exactly
-# cannot be resumed there (the sidebar would silently change a setting, and with it the run).
-MAX_DIM, MAX_SAMPLES, MAX_STEPS, MAX_SEED, MAX_CONTEXT = 512, 16384, 20000, 2 ** 31 - 1, 32
-SIDEBAR_OPTIONS = {"syn_samples": (256, 512, 1024, 2048, 4096, 8192, 16384), "img_dataset": ("digits", "mnist"),
-                   "img_hidden": (32, 64, 128, 256), "txt_embed": (8, 16, 32), "txt_hidden": (64, 128, 256, 512),
-                   "mm_hidden": (32, 64, 128)}
-SIDEBAR_RANGES = {"syn_d_in": (2, MAX_DIM), "syn_d_out": (2, MAX_DIM), "syn_decay": (0.05, 1.0),
-                  "syn_noise": (0.0, 2.0), "img_angle": (-180.0, 180.0), "txt_context": (2, MAX_CONTEXT),
-                  "alpha": (0.125, 1024.0), "dropout": (0.0, 0.9), "steps": (10, MAX_STEPS), "seed": (0, MAX_SEED),
-                  "weight_decay": (0.0, 1.0), "momentum": (0.0, 0.99), "loraplus_ratio": (1.0, 64.0),
-                  "clip_norm": (0.0, 100.0), "eval_every": (1, 1000)}
-MODALITY_FIELDS = {"synthetic": "syn_", "image": "img_", "text": "txt_", "multimodal": "mm_"}
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")  # torch.save / pickle files
 
 
 class NeedsAdapterConfig(CheckpointError):
@@ -70,11 +59,19 @@ def read_upload(name: str, data: bytes, *, adapter_config: bytes | None = None,
     """
     if is_bare_safetensors(name, data):
         return _read_bare_adapter(name, data, adapter_config)
-    summary = ck.inspect_bundle(data)
+    try:
+        summary = ck.inspect_bundle(data)
+    except CheckpointError as error:
+        unexpected = re.search(r"unexpected file '([^']+)'", str(error))
+        if unexpected and unexpected.group(1).lower().endswith(PICKLE_SUFFIXES):
+            raise CheckpointError(f"{unexpected.group(1)} in the upload is a pickle file, which LoRA Lab never "
+                                  f"opens (unpickling can run code): save the adapter as safetensors, PEFT's "
+                                  f"default.") from None
+        raise
     if summary["format"] == "peft-lora":
         return Upload("adapter", name, len(data), summary, adapter=ck.read_adapter(data))
     config = Config.from_dict(summary["config"])  # inspect_bundle validated it
-    problem = load_problem(config)
+    problem = size_problem(config)
     if problem:
         raise CheckpointError(problem)
     try:
@@ -92,7 +89,7 @@ def _read_bare_adapter(name: str, data: bytes, adapter_config: bytes | None) -> 
                               f"(keys like 'base_model.model.fc1.lora_A.weight') or a LoRA Lab run bundle (.zip).")
     if adapter_config is None:
         raise NeedsAdapterConfig("A bare adapter_model.safetensors needs its adapter_config.json (for r and "
-                                 "lora_alpha): add it below, or upload both zipped together.")
+                                 "lora_alpha): add it in the box above, or upload both zipped together.")
     adapter = ck.read_adapter(data, config=adapter_config)
     return Upload("adapter", name, len(data), adapter_summary(adapter), adapter=adapter)
 
@@ -128,50 +125,6 @@ def error_sentence(error: Exception) -> str:
     return UNREADABLE
 
 
-# == what the sidebar can show ======================================================================
-def load_problem(config: Config) -> str | None:
-    """A sentence if this server would not build the data and model of `config` (larger than the sidebar's)."""
-    c = config
-    sizes = {"synthetic": [("syn_d_in", c.syn_d_in, MAX_DIM), ("syn_d_out", c.syn_d_out, MAX_DIM),
-                           ("syn_samples", c.syn_samples, MAX_SAMPLES)],
-             "image": [("img_hidden", c.img_hidden, max(SIDEBAR_OPTIONS["img_hidden"]))],
-             "text": [("txt_hidden", c.txt_hidden, max(SIDEBAR_OPTIONS["txt_hidden"])),
-                      ("txt_embed", c.txt_embed, max(SIDEBAR_OPTIONS["txt_embed"])),
-                      ("txt_context", c.txt_context, MAX_CONTEXT)],
-             "multimodal": [("mm_hidden", c.mm_hidden, max(SIDEBAR_OPTIONS["mm_hidden"]))]}[c.modality]
-    for name, value, limit in sizes:
-        if value > limit:
-            return (f"This bundle's run is larger than this dashboard builds ({name}={value}; at most {limit}): "
-                    f"`python -m lora_core inspect` can still summarise it.")
-    return None
-
-
-def resume_problem(config: Config) -> str | None:
-    """A sentence if the sidebar cannot show `config` exactly (so the run could not be resumed there)."""
-    values = config.to_dict()
-    own = MODALITY_FIELDS[config.modality]
-    for name, options in SIDEBAR_OPTIONS.items():
-        if name.startswith(own) and values[name] not in options:
-            return (f"The sidebar offers {name} = {', '.join(map(str, options))}, not {values[name]}, so this run "
-                    f"can be inspected and evaluated here but not resumed.")
-    skip = set()
-    if config.method != "lora":
-        skip |= {"alpha", "dropout"}
-    if config.optimizer not in ("momentum", "nesterov"):
-        skip.add("momentum")
-    for name, (low, high) in SIDEBAR_RANGES.items():
-        other = any(name.startswith(prefix) for prefix in MODALITY_FIELDS.values()) and not name.startswith(own)
-        if name in skip or other:
-            continue
-        if not low <= values[name] <= high:
-            return (f"The sidebar takes {name} from {low:g} to {high:g}, not {values[name]:g}, so this run can be "
-                    f"inspected and evaluated here but not resumed.")
-    rank_limit = min(config.syn_d_in, config.syn_d_out) if config.modality == "synthetic" else MAX_DIM
-    if config.method == "lora" and config.rank > rank_limit:
-        return f"The sidebar takes a rank up to {rank_limit}, not {config.rank}, so this run cannot be resumed here."
-    return None
-
-
 # == names and tables ===============================================================================
 def file_stem(config: Config, step_count: int) -> str:
     """`lora-lab-synthetic-r4-step500`: the modality, what trains (rank) and the step, for every download."""
@@ -190,8 +143,8 @@ def tensor_rows(upload: Upload) -> list[dict]:
         return [{"tensor": name, "shape": shape_text(p.shape), "dtype": str(p.value.dtype),
                  "role": "adapter (trained)" if name in lora else ("trained" if p.trainable else "frozen base")}
                 for name, p in upload.run.model.named_parameters()]
-    return [{"tensor": f"{ck.PEFT_PREFIX}{path}.lora_{which}.weight", "shape": shape_text(t.shape), "dtype": str(t.dtype),
-             "role": "A (r × d_in)" if which == "A" else "B (d_out × r)"}
+    return [{"tensor": f"{ck.PEFT_PREFIX}{path}.lora_{which}.weight", "shape": shape_text(t.shape),
+             "dtype": str(t.dtype), "role": "A (r × d_in)" if which == "A" else "B (d_out × r)"}
             for path, pair in upload.adapter.tensors.items() for which, t in zip("AB", pair)]
 
 
@@ -251,15 +204,22 @@ def final_losses(run: Run) -> dict[str, str]:
 def compare_rows(uploaded: Run, current: Run) -> list[dict]:
     """Uploaded vs current: the settings that differ, then steps, status and final losses."""
     a, b = uploaded.config.to_dict(), current.config.to_dict()
-    rows = [{"": name, "uploaded": str(a[name]), "current": str(b[name])} for name in a if a[name] != b[name]]
-    if not rows:
-        rows.append({"": "settings", "uploaded": "the same", "current": "the same"})
-    rows.append({"": "steps", "uploaded": f"{uploaded.step_count:,} of {uploaded.config.steps:,}",
-                 "current": f"{current.step_count:,} of {current.config.steps:,}"})
-    rows.append({"": "status", "uploaded": uploaded.status, "current": current.status})
-    mine, theirs = final_losses(uploaded), final_losses(current)
-    for key in dict.fromkeys([*mine, *theirs]):
-        rows.append({"": key, "uploaded": mine.get(key, "—"), "current": theirs.get(key, "—")})
+    mine = {MODALITY_FIELDS[uploaded.config.modality], MODALITY_FIELDS[current.config.modality]}
+    foreign = tuple(set(MODALITY_FIELDS.values()) - mine)  # settings neither run uses
+
+    def row(name, x, y):
+        return {"setting": name, "uploaded": x, "current": y}
+
+    rows = [row(name, str(a[name]), str(b[name])) for name in a
+            if a[name] != b[name] and name != "steps" and not name.startswith(foreign)]
+    if not rows and a["steps"] == b["steps"]:
+        rows.append(row("settings", "the same", "the same"))
+    rows.append(row("steps", f"{uploaded.step_count:,} of {uploaded.config.steps:,}",
+                    f"{current.step_count:,} of {current.config.steps:,}"))
+    rows.append(row("status", uploaded.status, current.status))
+    scores, theirs = final_losses(uploaded), final_losses(current)
+    for key in dict.fromkeys([*scores, *theirs]):
+        rows.append(row(key, scores.get(key, "—"), theirs.get(key, "—")))
     return rows
 
 
@@ -284,15 +244,17 @@ def adapter_run(adapter: ck.Adapter, config: Config, task) -> Run:
     base = task.build_model()
     modules = dict(base.named_modules())
     linear = [path for path, m in modules.items() if type(m) is Linear]
+    for path in adapter.tensors:
+        if type(modules.get(path)) is not Linear:
+            raise CheckpointError(f"The adapter has a layer {path!r} that the current {config.modality} model does "
+                                  f"not have (its linear layers are {', '.join(linear)}).")
     for path, (a, b) in adapter.tensors.items():
-        layer = modules.get(path)
-        if type(layer) is not Linear:
-            raise CheckpointError(f"The adapter has a layer {path!r} that the current model does not have; its "
-                                  f"linear layers are {', '.join(linear)}.")
+        layer = modules[path]
         if a.shape[1] != layer.d_in or b.shape[0] != layer.d_out:
             raise CheckpointError(
                 f"Layer {path} differs: the adapter's lora_A is {shape_text(a.shape)} and lora_B "
-                f"{shape_text(b.shape)}, but the current model's {path} maps {layer.d_in} → {layer.d_out} "
+                f"{shape_text(b.shape)}, but the current {config.modality} model's {path} maps "
+                f"{layer.d_in} → {layer.d_out} "
                 f"(lora_A must be r × {layer.d_in} and lora_B {layer.d_out} × r).")
         if adapter.rank > min(layer.d_in, layer.d_out):
             raise CheckpointError(f"The adapter's rank {adapter.rank} is larger than layer {path} allows here "
@@ -350,21 +312,20 @@ def peft_snippet(run: Run, stem: str) -> str:
     else:
         head = ["# The same model in PyTorch, with LoRA Lab's module names", "model = torch.nn.Sequential()"]
     build = head + _torch_lines("model", model)
-    imports = ["import zipfile", "", "import torch"]
     if run.config.method != "lora":
-        return "\n".join(imports + ["from safetensors.torch import load_file", "", *build, "",
+        return "\n".join(["import torch", "from safetensors.torch import load_file", "", *build, "",
                                     f"# Merged weights: {stem}-merged.safetensors is a PyTorch state_dict",
                                     f'model.load_state_dict(load_file("{stem}-merged.safetensors"))'])
     c = run.config
     value = c.alpha / (math.sqrt(c.rank) if c.use_rslora else c.rank)
     scale = f"lora_alpha / {'√r' if c.use_rslora else 'r'} = {value:g}"
-    return "\n".join(imports + [
+    return "\n".join(["import zipfile", "", "import torch",
         "from peft import PeftModel", "from safetensors.torch import load_file", "", *build, "",
-        "# The frozen base weights: model.safetensors in the run bundle, without the adapter's entries",
+        "# The frozen base: model.safetensors from the run bundle, minus the adapter's entries",
         f'zipfile.ZipFile("{stem}.zip").extract("model.safetensors", "bundle")',
         'base = load_file("bundle/model.safetensors")',
         'model.load_state_dict({k: v for k, v in base.items() if ".lora_" not in k})', "",
-        f"# The adapter: PEFT reads r={c.rank} and lora_alpha={c.alpha:g} from adapter_config.json and applies",
-        f"# the scale {scale} itself (A and B are saved as trained, unscaled)",
+        f"# The adapter: PEFT reads r={c.rank}, lora_alpha={c.alpha:g} from adapter_config.json",
+        f"# and applies the scale {scale} itself (A and B are stored unscaled)",
         f'zipfile.ZipFile("{stem}-adapter.zip").extractall("adapter_dir")',
         'model = PeftModel.from_pretrained(model, "adapter_dir")'])

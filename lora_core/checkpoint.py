@@ -471,7 +471,7 @@ def _read_history(raw: bytes, step_count: int) -> History:
         _fail(f"{HISTORY_FILE} is not a valid CSV file ({e}).")
     if len(history) != step_count:
         _fail(f"{HISTORY_FILE} has {len(history)} rows but the bundle records {step_count} steps.")
-    if history.columns["step"] != list(range(1, step_count + 1)):
+    if not np.array_equal(history.array("step"), np.arange(1, step_count + 1)):
         _fail(f"The step column of {HISTORY_FILE} must count 1, 2, ... {step_count}.")
     return history
 

@@ -48,36 +48,42 @@ class StepMetrics:
 
 
 class History:
-    """The metrics of every step, as columns (cheap to append, easy to plot and to save as CSV)."""
+    """The metrics of every step, as growable NumPy columns (cheap to append, plotted without copies)."""
 
     COLUMNS = tuple(f.name for f in fields(StepMetrics))
 
     def __init__(self):
-        self.columns: dict[str, list] = {name: [] for name in self.COLUMNS}
+        self._size = 0
+        self._data = {name: np.empty(1024, dtype=np.int64 if name == "step" else float) for name in self.COLUMNS}
 
     def append(self, m: StepMetrics) -> None:
+        if self._size == len(self._data["step"]):  # grow by doubling: amortised O(1) per step
+            self._data = {name: np.resize(column, 2 * len(column)) for name, column in self._data.items()}
         for name in self.COLUMNS:
-            self.columns[name].append(getattr(m, name))
+            self._data[name][self._size] = getattr(m, name)
+        self._size += 1
 
     def __len__(self) -> int:
-        return len(self.columns["step"])
+        return self._size
 
     def array(self, name: str) -> np.ndarray:
-        return np.asarray(self.columns[name], dtype=float)
+        """A read-only view of one column (valid until the next append)."""
+        view = self._data[name][: self._size]
+        view.flags.writeable = False
+        return view
 
     def last(self, name: str) -> float:
         """The last finite value of a column (NaN if none): e.g. the latest validation loss."""
-        for value in reversed(self.columns[name]):
-            if not math.isnan(value):
-                return float(value)
-        return math.nan
+        column = self._data[name][: self._size]
+        finite = np.flatnonzero(~np.isnan(column))
+        return float(column[finite[-1]]) if finite.size else math.nan
 
     def to_csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(self.COLUMNS)
-        for row in zip(*(self.columns[name] for name in self.COLUMNS)):
-            writer.writerow([repr(float(v)) if isinstance(v, float) else v for v in row])
+        for row in zip(*(self.array(name).tolist() for name in self.COLUMNS)):
+            writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
         return out.getvalue()
 
     @classmethod

@@ -1,7 +1,6 @@
 """The Home, Learn and Parameter savings pages, driven headless through Streamlit's AppTest."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

@@ -7,7 +7,7 @@ from lab_ui.urlstate import config_from_query, config_to_query
 from lora_core import MODALITIES, default_config, preset_config
 from tests.apptools import metric, open_app
 
-PAGES = ("views/home.py", "views/train.py", "views/compare.py", "views/savings.py", "pages/checkpoints.py",
+PAGES = ("views/home.py", "views/train.py", "views/compare.py", "views/savings.py", "views/checkpoints.py",
          "views/learn.py")
 
 

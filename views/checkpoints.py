@@ -11,7 +11,7 @@ from pathlib import PurePath
 
 import streamlit as st
 
-from lab_ui import figures, panels, session, sidebar, uploads
+from lab_ui import figures, limits, panels, session, sidebar, uploads
 from lab_ui.figures import human_bytes
 from lora_core import CheckpointError
 from lora_core import checkpoint as ck
@@ -22,16 +22,19 @@ LOADED = "ckpt_loaded"  # the latest upload as read: {"key", "upload", "error", 
 GO_TRAIN = "ckpt_go_train"  # set by the resume callback: open the Train page
 TRAIN_PAGE = "views/train.py"  # as app.py registers it
 MAX_UPLOAD_MB = 32  # a class's server; LoRA Lab's own bundles are well under 5 MB
-FILES = {  # kind: (title, file-name suffix, mime type, what it holds)
+FILES = {  # kind: (title, file-name suffix, mime type, what it holds: for a LoRA run, for full / head runs)
     "bundle": ("Run bundle", ".zip", "application/zip",
-               "The whole run, to resume it later or inspect it: settings, weights, optimizer state, loss history "
-               "and the adapter. Upload it below."),
+               ("The whole run, to resume it later or inspect it: settings, weights, optimizer state, loss history "
+                "and the adapter. Upload it below.",
+                "The whole run, to resume it later or inspect it: settings, weights, optimizer state and loss "
+                "history. Upload it below.")),
     "adapter": ("PEFT adapter", "-adapter.zip", "application/zip",
-                "adapter_config.json + adapter_model.safetensors: the adapter alone, as PEFT saves it."),
+                ("adapter_config.json + adapter_model.safetensors: the adapter alone, as PEFT saves it.",) * 2),
     "merged": ("Merged weights", "-merged.safetensors", "application/octet-stream",
-               "The adapted model as one PyTorch state_dict, each adapter folded in: W = W0 + scale·B·A."),
+               ("The adapted model as one PyTorch state_dict, each adapter folded in: W = W0 + scale·B·A.",
+                "The trained model as one PyTorch state_dict.")),
     "history": ("Loss history", "-history.csv", "text/csv",
-                "Every step: train loss, learning rate, gradient norm, and the validation scores."),
+                ("Every step: train loss, learning rate, gradient norm, and the validation scores.",) * 2),
 }
 
 if st.session_state.pop(GO_TRAIN, False):
@@ -66,6 +69,7 @@ def files_of(run, kinds) -> dict:
 
 def download_card(kind: str, run, data, *, unavailable: str = "") -> None:
     title, suffix, mime, what = FILES[kind]
+    what = what[run.config.method != "lora"]
     name = uploads.file_stem(run.config, run.step_count) + suffix
     with st.container(border=True):
         st.markdown(f"**{title}**" + ("" if unavailable or isinstance(data, str) else f" · {human_bytes(len(data))}"))
@@ -74,11 +78,11 @@ def download_card(kind: str, run, data, *, unavailable: str = "") -> None:
             st.warning(data)
         elif unavailable:
             st.download_button("Not available", b"", disabled=True, key=f"dl_{kind}", help=unavailable,
-                               use_container_width=True)
+                               width="stretch")
             st.caption(unavailable)
         else:
             st.download_button(name, data, file_name=name, mime=mime, on_click="ignore", key=f"dl_{kind}",
-                               icon=":material/download:", use_container_width=True)
+                               icon=":material/download:", width="stretch")
 
 
 def spectra_chart(summary: dict, rank) -> None:
@@ -87,12 +91,16 @@ def spectra_chart(summary: dict, rank) -> None:
         st.caption("No adapter layers, so no low-rank update to show.")
         return
     fig = figures.singular_values_figure(series, rank=rank, height=300)
-    fig.update_layout(title_text="Singular values of each layer's dW = scale·B·A")
-    st.plotly_chart(fig, theme=None, use_container_width=True, key="ckpt_spectra")
+    fig.update_layout(title_text="Singular values of each layer's dW")
+    if rank is not None:  # room right of the "rank r" line for its label, which sits at the last index
+        fig.update_xaxes(range=[0.4, rank + 1.5], tickvals=list(range(1, rank + 1, -(-rank // 8))))
+    st.plotly_chart(fig, theme=None, width="stretch", key="ckpt_spectra")
+    st.caption("dW = scale·B·A has at most r non-zero singular values; how fast they fall shows how much of "
+               "the rank the update really uses.")
 
 
-def table(rows, key: str | None = None) -> None:
-    st.dataframe(rows, hide_index=True, use_container_width=True, key=key)
+def table(rows) -> None:
+    st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def read(upload, config_file) -> dict:
@@ -119,7 +127,7 @@ def read(upload, config_file) -> dict:
 def resume(run) -> None:
     """Callback: the uploaded run becomes the session's run, with the sidebar showing its settings."""
     session.adopt(run)
-    sidebar._seed(run.config, overwrite=True)  # so the sidebar's config is the run's and the run stays current
+    sidebar.use_config(run.config)  # so the sidebar's config is the run's and the run stays current
     st.session_state.pop(LOADED, None)  # the session owns it now: not kept twice
     st.session_state[GO_TRAIN] = True
 
@@ -172,13 +180,14 @@ else:
 
     with st.expander("How to load these files in PyTorch" + (" with PEFT" if lora else "")):
         if lora:
+            layers = ", ".join(f"`{path}`" for path in run.trained_paths)
             st.markdown(
-                "The adapter zip is what PEFT's `save_pretrained` writes: `adapter_config.json` (r, lora_alpha, "
-                "the target modules) and `adapter_model.safetensors` with, for each adapted layer, "
-                "`base_model.model.<layer>.lora_A.weight` (r × d_in) and `…lora_B.weight` (d_out × r), "
-                "float32. A and B are stored as trained: PEFT multiplies by lora_alpha / r itself. It loads onto "
-                "a PyTorch model whose modules have the same names as here, with the base weights from the bundle's "
-                "`model.safetensors`:")
+                "**The PEFT layout.** The adapter zip holds `adapter_config.json` (r, lora_alpha, the target "
+                "modules) and `adapter_model.safetensors`: for each adapted layer, "
+                "`base_model.model.<layer>.lora_A.weight` (r × d_in) and `….lora_B.weight` (d_out × r), float32, "
+                "stored as trained; PEFT applies the scale lora_alpha / r itself. Unzipped into a folder, it loads "
+                f"with `PeftModel.from_pretrained` onto a PyTorch model whose modules have the same names as here "
+                f"({layers}), holding the base weights from the bundle's `model.safetensors`:")
         else:
             st.markdown("The merged weights are a PyTorch `state_dict` for a model with the same module names:")
         st.code(uploads.peft_snippet(run, uploads.file_stem(run.config, run.step_count)), language="python")
@@ -186,19 +195,21 @@ else:
 shown = [run] if run is not None else []
 if lab.previous:
     st.subheader("Earlier runs of this session")
-    st.caption(f"The last {session.KEEP_PREVIOUS} runs you replaced, so nothing you trained is lost.")
+    st.caption(f"Runs you replaced (the last {session.KEEP_PREVIOUS} are kept), so nothing you trained is lost.")
     for i, earlier in enumerate(lab.previous):
         data = files_of(earlier, ["bundle"])["bundle"]
         name = uploads.file_stem(earlier.config, earlier.step_count) + ".zip"
         text, button = st.columns([3, 2], vertical_alignment="center")
+        scores = ", ".join(f"{k.removeprefix('final ')} {v}" for k, v in uploads.final_losses(earlier).items()
+                           if k != "final train loss" and v != "—")
         text.markdown(f"{panels.describe(earlier.config)}, {earlier.config.modality}: "
-                      f"{earlier.step_count:,} steps ({earlier.status})")
+                      f"{earlier.step_count:,} steps ({earlier.status}){', ' + scores if scores else ''}")
         if isinstance(data, str):
             button.warning(data)
         else:
             button.download_button(f"Bundle · {human_bytes(len(data))}", data, file_name=name, mime="application/zip",
                                    on_click="ignore", key=f"dl_previous_{i}", icon=":material/download:",
-                                   use_container_width=True)
+                                   width="stretch")
     shown += lab.previous
 cache = st.session_state.get(DOWNLOADS, {})
 for key in [k for k, entry in cache.items() if not any(entry["run"] is r for r in shown)]:
@@ -215,7 +226,8 @@ if upload is None:
     st.stop()
 
 config_file = None
-if uploads.is_bare_safetensors(upload.name, upload.getvalue()):
+upload.seek(0)
+if uploads.is_bare_safetensors(upload.name, upload.read(4)):
     config_file = st.file_uploader("Its adapter_config.json (r and lora_alpha are in it)", type=["json"],
                                    key="ckpt_config_file", max_upload_size=1)
 record = read(upload, config_file)
@@ -223,7 +235,7 @@ if record["needs_config"]:
     st.info(record["error"])
     st.stop()
 if record["error"]:
-    st.error(record["error"], icon="🚫")
+    st.error(record["error"], icon=":material/error:")
     st.stop()
 
 up = record["upload"]
@@ -235,44 +247,45 @@ if up.kind == "bundle":
         column.metric(label.capitalize(), value)
     left, right = st.columns([2, 3])
     with left:
-        table(uploads.bundle_rows(mine), key="ckpt_settings")
+        table(uploads.bundle_rows(mine))
     with right:
         spectra_chart(up.summary, mine.config.rank if mine.config.method == "lora" else None)
     rows = uploads.tensor_rows(up)
-    with st.expander(f"Tensors ({len(rows)}), and {up.summary['tensors']['optimizer']['count']} of optimizer state"):
-        table(rows, key="ckpt_tensors")
+    with st.expander(f"Tensors: {len(rows)} in the model, {up.summary['tensors']['optimizer']['count']} of "
+                     f"optimizer state"):
+        table(rows)
 
     st.subheader("What to do with it")
-    problem = uploads.resume_problem(mine.config)
+    problem = limits.sidebar_problem(mine.config)
     evaluate_col, resume_col = st.columns(2)
     evaluate_col.button("Evaluate", key="ckpt_evaluate", on_click=evaluate, args=(record, mine),
-                        icon=":material/fact_check:", use_container_width=True,
+                        icon=":material/fact_check:", width="stretch",
                         help="Its validation loss and score on its task, next to the frozen base's.")
     resume_col.button("Resume on the Train page", key="ckpt_resume", on_click=resume, args=(mine,),
-                      disabled=problem is not None, icon=":material/play_arrow:", use_container_width=True,
+                      disabled=problem is not None, icon=":material/play_arrow:", width="stretch",
                       type="primary", help=problem or "It becomes this session's run, with its settings in the "
                       "sidebar; the current run is kept under earlier runs.")
     if problem:
         st.caption(problem)
     if record.get("evaluation"):
-        table(record["evaluation"], key="ckpt_evaluation")
+        table(record["evaluation"])
     with st.expander("Compare with the current run"):
         if run is None:
             st.caption("The current settings cannot run, so there is nothing to compare with.")
         else:
-            table(uploads.compare_rows(mine, run), key="ckpt_compare")
+            table(uploads.compare_rows(mine, run))
 else:
     adapter = up.adapter
     st.success(f"**{up.name}** ({human_bytes(up.size)}) is a {uploads.KINDS[up.kind]}: r={adapter.rank}, "
-               f"lora_alpha={adapter.alpha:g}, {len(adapter.tensors)} layer(s): {', '.join(adapter.target_modules)}.")
+               f"lora_alpha={adapter.alpha:g}, on {', '.join(adapter.target_modules)}.")
     left, right = st.columns([2, 3])
     with left:
-        table(uploads.adapter_rows(adapter), key="ckpt_settings")
+        table(uploads.adapter_rows(adapter))
     with right:
         spectra_chart(up.summary, adapter.rank)
     rows = uploads.tensor_rows(up)
     with st.expander(f"Tensors ({len(rows)})"):
-        table(rows, key="ckpt_tensors")
+        table(rows)
 
     st.subheader("On the current model")
     if run is None:
@@ -287,7 +300,7 @@ else:
         record["fitted"] = fitted
     adapted, mismatch = fitted[1], fitted[2]
     if mismatch:
-        st.warning(f"It does not fit the current model ({config.modality}): {mismatch}")
+        st.warning(mismatch)
         st.stop()
     st.caption(f"Its layers and shapes match the current {config.modality} model: it can go on that model's "
                f"frozen base. (An adapter trained with PiSSA belongs on its own residual base, which only its run "
@@ -297,12 +310,12 @@ else:
     merged = record["merged"][1]
     evaluate_col, merge_col = st.columns(2)
     evaluate_col.button("Evaluate on the current task", key="ckpt_evaluate_adapter", on_click=evaluate_adapter,
-                        args=(record, adapted, run), icon=":material/fact_check:", use_container_width=True)
+                        args=(record, adapted, run), icon=":material/fact_check:", width="stretch")
     merged_name = f"lora-lab-{config.modality}-merged-{PurePath(up.name).stem}.safetensors"
     merge_col.download_button(f"Merge into the current base · {human_bytes(len(merged))}", merged,
                               file_name=merged_name, mime="application/octet-stream", on_click="ignore",
-                              key="dl_merged_adapter", icon=":material/download:", use_container_width=True,
+                              key="dl_merged_adapter", icon=":material/download:", width="stretch",
                               help="The frozen base with this adapter folded in, as a PyTorch state_dict.")
     evaluation = record.get("adapter_evaluation")
     if evaluation and evaluation[0] == config:
-        table(evaluation[1], key="ckpt_adapter_evaluation")
+        table(evaluation[1])
