@@ -16,9 +16,11 @@ from . import figures
 from .figures import human_bytes, human_count
 
 
-def chart(fig, key: str | None = None, *, toolbar: bool = False) -> None:
-    """Show a figure with its own styling (Streamlit's theme would replace its fonts and colours)."""
-    st.plotly_chart(fig, theme=None, width="stretch", key=key, config={"displayModeBar": toolbar})
+def chart(fig, key: str | None = None) -> None:
+    """Show a figure with its own styling (Streamlit's theme would replace its fonts and colours).
+
+    No toolbar: it covers titles on a phone; drag still zooms and a double click resets."""
+    st.plotly_chart(fig, theme=None, width="stretch", key=key, config={"displayModeBar": False})
 
 
 def metric_row():
@@ -67,11 +69,21 @@ def loss_chart(run: Run, *, smoothing: float, log_y: bool, previous: list[Run] =
     val = ~np.isnan(h.array("val_loss"))
     fig = figures.loss_figure(
         h.array("step"), h.array("train_loss"), val_steps=h.array("step")[val], val_loss=h.array("val_loss")[val],
-        smoothing=smoothing, log_y=log_y, floors=run.theory_floor(),
+        smoothing=smoothing, log_y=log_y, floors=visible_floors(run.theory_floor()),
         previous=[{"label": f"previous: {describe(r.config)}", "steps": r.history.array("step"),
                    "loss": r.history.array("train_loss")} for r in previous],
         title="Loss (train and validation)")
-    chart(fig, key="loss_chart", toolbar=True)
+    chart(fig)  # no key: the live loop draws it several times in one run
+
+
+def visible_floors(floors: dict | None) -> dict | None:
+    """The floors worth a line: a noise floor far below the theory floor (the toy's 8e-6) would only
+    stretch the log axis and flatten the curve, so it is left out (it is still in the numbers)."""
+    if not floors:
+        return floors
+    if floors.get("noise", 0.0) < floors["population"] / 50:
+        return {k: v for k, v in floors.items() if k != "noise"}
+    return floors
 
 
 def metric_chart(run: Run, base_score: float | None) -> None:
@@ -83,7 +95,7 @@ def metric_chart(run: Run, base_score: float | None) -> None:
     fig = figures.metric_figure(h.array("step")[val], h.array("val_metric")[val],
                                 name="accuracy" if accuracy else "bits per character", percent=accuracy,
                                 baseline=base_score)
-    chart(fig, key="metric_chart")
+    chart(fig)
 
 
 def describe(config) -> str:
@@ -160,7 +172,7 @@ def _learned_text(run: Run) -> None:
 
 
 def _learned_multimodal(run: Run) -> None:
-    rows = branch_rows(run.model)
+    rows = run.model.parameter_breakdown()
     left, right = st.columns(2)
     with left:
         chart(figures.param_split_figure(rows))
@@ -170,13 +182,3 @@ def _learned_multimodal(run: Run) -> None:
         with right:
             chart(figures.branch_figure({k: v[metric] for k, v in scores.items()}, metric=metric))
         right.caption("Validation score with each modality's adapter switched on alone: which adapter matters.")
-
-
-def branch_rows(model) -> list[dict]:
-    """Frozen and trainable parameter counts per branch (text, image, fusion)."""
-    counts: dict[str, dict] = {}
-    for name, p in model.named_parameters():
-        branch = model.branch_of(name)
-        row = counts.setdefault(branch, {"branch": branch, "frozen": 0, "trainable": 0})
-        row["trainable" if p.trainable else "frozen"] += p.size
-    return list(counts.values())

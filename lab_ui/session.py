@@ -14,8 +14,10 @@ import streamlit as st
 from lora_core import Config, ConfigError, Run
 from lora_core.tasks import Task, build_task
 
-CHUNK_SECONDS = 0.15  # training time per redraw: ~4 chart updates a second, Pause acts within half a second
-REDRAW_SECONDS = 0.25
+CHUNK_SECONDS = 0.12  # training time per frame: with the redraw itself, ~6 chart updates a second
+LOOP_SECONDS = 1.0  # one live fragment run streams frames for this long; Pause interrupts it at a frame
+REDRAW_SECONDS = 0.25  # the compare page's timer
+LEARNED_SECONDS = 1.0  # the heavier "what was learned" panel redraws less often while playing
 WATCH_SECONDS = 6.0  # "watch" pace: a run that could finish faster is spread over about this long
 KEEP_PREVIOUS = 3  # earlier runs kept per session (curves and downloads); bounds a session's memory
 TASK_CACHE_ENTRIES = 16  # shared tasks kept in the server's memory, across all sessions
@@ -105,7 +107,7 @@ def advance(run: Run, *, watch: bool = True) -> None:
     form; a slow run goes as fast as it can either way.
     """
     if not run.done:
-        per_tick = run.config.steps * REDRAW_SECONDS / WATCH_SECONDS if watch else run.config.steps
+        per_tick = run.config.steps * CHUNK_SECONDS / WATCH_SECONDS if watch else run.config.steps
         run.step(max(1, int(per_tick)), seconds=CHUNK_SECONDS)
     if run.done:
         lab().playing = False

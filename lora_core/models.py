@@ -134,6 +134,15 @@ class MultimodalModel(Sequential):
         root = path.split(".", 1)[0]
         return root if root in ("text", "image") else "fusion"
 
+    def parameter_breakdown(self) -> list[dict]:
+        """Frozen and trainable parameter counts per branch: [{"branch", "frozen", "trainable"}, ...]."""
+        counts: dict[str, dict] = {}
+        for name, p in self.named_parameters():
+            branch = self.branch_of(name)
+            row = counts.setdefault(branch, {"branch": branch, "frozen": 0, "trainable": 0})
+            row["trainable" if p.trainable else "frozen"] += p.size
+        return list(counts.values())
+
 
 def _parent(model, path: str):
     parent = model

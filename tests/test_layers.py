@@ -118,3 +118,14 @@ def test_dropout_only_in_training_mode():
     # inverted dropout: the expected training output equals the eval output
     means = np.mean([layer.train().forward(x) for _ in range(400)], axis=0)
     assert np.allclose(means.mean(axis=0), eval_out[0], atol=0.05 * np.abs(eval_out).max())
+
+
+def test_multimodal_parameter_breakdown_per_branch():
+    from lora_core.models import MultimodalModel
+
+    model = MultimodalModel(6, 5, 3, fusion="early", hidden=4)
+    add_lora(model, ["text.fc1", "image.fc1"], r=2, alpha=2.0)
+    rows = {row["branch"]: row for row in model.parameter_breakdown()}
+    assert rows["text"] == {"branch": "text", "frozen": 6 * 4 + 4, "trainable": 2 * (6 + 4)}
+    assert rows["image"] == {"branch": "image", "frozen": 5 * 4 + 4, "trainable": 2 * (5 + 4)}
+    assert rows["fusion"] == {"branch": "fusion", "frozen": 8 * 4 + 4 + 4 * 3 + 3, "trainable": 0}

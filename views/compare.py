@@ -91,7 +91,7 @@ def live():
     if was_playing and all(e.run is None or e.run.done for e in entries):
         state["playing"] = False
     log_y = st.toggle("Log scale", value=True, key="compare_log")
-    panels.chart(curves(entries, log_y), key="compare_curves", toolbar=True)
+    panels.chart(curves(entries, log_y), key="compare_curves")
     rows = compare.results(entries)
     table = pd.DataFrame([r for r in rows if "trainable_params" in r])
     for row in rows:

@@ -57,7 +57,7 @@ def this_model() -> None:
                  placeholder="—")
     panels.parameter_summary(run)
     if config.modality == "multimodal":
-        panels.chart(figures.param_split_figure(panels.branch_rows(run.model)), "branch_split")
+        panels.chart(figures.param_split_figure(run.model.parameter_breakdown()), "branch_split")
 
 
 def memory_rows(s) -> list[dict]:

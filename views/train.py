@@ -1,4 +1,6 @@
 """Train (live): play, pause, step, reset; curves stream while the model adapts."""
+import time
+
 import streamlit as st
 
 from lab_ui import panels, session, sidebar
@@ -38,24 +40,41 @@ def base_score(task_key: tuple, _run) -> float | None:
     return scores.get("accuracy", scores.get("bpc"))
 
 
-@st.fragment(run_every=session.REDRAW_SECONDS if lab.playing else None)
+def draw_live(where) -> None:
+    """Status, live numbers and charts, into one placeholder (replaced on every redraw)."""
+    with where.container():
+        if run.status == "diverged":
+            st.error(run.message, icon="💥")
+        elif run.done:
+            st.success(f"Done: {run.step_count:,} steps in {run.train_time:.1f} s of training.")
+        panels.live_numbers(run)
+        left, right = st.columns([3, 2]) if run.task.metric else (st.container(), None)
+        with left:
+            same_task = [r for r in lab.previous if r.config.task_key() == config.task_key()]
+            panels.loss_chart(run, smoothing=smoothing, log_y=log_y, previous=same_task[:1])
+        if right is not None:
+            with right:
+                panels.metric_chart(run, base_score(config.task_key(), run))
+        if not lab.playing and run.step_count == 0:
+            st.info("Press **Play** to start training, or **Step** for one step at a time.")
+
+
+@st.fragment(run_every=session.LOOP_SECONDS if lab.playing else None)
 def live():
+    """While playing: train a chunk, redraw, repeat, for about a second; then the timer starts it again.
+
+    Redrawing a placeholder inside one run streams each frame at once (no rerun per frame), and a click
+    on Pause interrupts the loop at its next redraw.
+    """
     was_playing = lab.playing
-    if was_playing:
-        session.advance(run, watch=pace != "fastest")
-    if run.status == "diverged":
-        st.error(run.message, icon="💥")
-    elif run.done:
-        st.success(f"Done: {run.step_count:,} steps in {run.train_time:.1f} s.")
-    panels.live_numbers(run)
-    left, right = st.columns([3, 2]) if run.task.metric else (st.container(), None)
-    with left:
-        panels.loss_chart(run, smoothing=smoothing, log_y=log_y, previous=lab.previous[:1])
-    if right is not None:
-        with right:
-            panels.metric_chart(run, base_score(config.task_key(), run))
-    if not lab.playing and run.step_count == 0:
-        st.info("Press **Play** to start training, or **Step** for one step at a time.")
+    placeholder = st.empty()
+    deadline = time.monotonic() + session.LOOP_SECONDS
+    while True:
+        if lab.playing:
+            session.advance(run, watch=pace != "fastest")
+        draw_live(placeholder)
+        if not lab.playing or time.monotonic() >= deadline:
+            break
     if was_playing and not lab.playing:
         st.rerun()  # the run ended: redraw the whole page once more, without the timer
 
@@ -65,5 +84,12 @@ live()
 st.subheader("Parameters")
 panels.parameter_summary(run)
 
-st.subheader("What was learned")
-panels.learned(run)
+
+@st.fragment(run_every=session.LEARNED_SECONDS if lab.playing else None)
+def learned():
+    """What the adapter has learned so far: redrawn about once a second while training."""
+    st.subheader("What was learned")
+    panels.learned(run)
+
+
+learned()
