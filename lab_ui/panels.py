@@ -64,7 +64,8 @@ def _pct(x: float) -> str:
     return "—" if x != x else f"{100 * x:.1f}%"
 
 
-def loss_chart(run: Run, *, smoothing: float, log_y: bool, previous: list[Run] = ()) -> None:
+def loss_chart(run: Run, *, smoothing: float, log_y: bool, previous: list[Run] = (),
+               key: str | None = None) -> None:
     h = run.history
     val = ~np.isnan(h.array("val_loss"))
     fig = figures.loss_figure(
@@ -73,7 +74,7 @@ def loss_chart(run: Run, *, smoothing: float, log_y: bool, previous: list[Run] =
         previous=[{"label": f"previous: {describe(r.config)}", "steps": r.history.array("step"),
                    "loss": r.history.array("train_loss")} for r in previous],
         title="Loss (train and validation)")
-    chart(fig)  # no key: the live loop draws it several times in one run
+    chart(fig, key)
 
 
 def visible_floors(floors: dict | None) -> dict | None:
@@ -86,7 +87,7 @@ def visible_floors(floors: dict | None) -> dict | None:
     return floors
 
 
-def metric_chart(run: Run, base_score: float | None) -> None:
+def metric_chart(run: Run, base_score: float | None, key: str | None = None) -> None:
     if run.task.metric is None:
         return
     h = run.history
@@ -95,7 +96,7 @@ def metric_chart(run: Run, base_score: float | None) -> None:
     fig = figures.metric_figure(h.array("step")[val], h.array("val_metric")[val],
                                 name="accuracy" if accuracy else "bits per character", percent=accuracy,
                                 baseline=base_score)
-    chart(fig)
+    chart(fig, key)
 
 
 def describe(config) -> str:

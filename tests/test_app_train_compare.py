@@ -119,3 +119,12 @@ def test_compare_yields_one_row_per_rank_plus_baselines():
     params = dict(zip(table["label"], table["trainable_params"]))
     assert params["r=1"] == 1 * (16 + 16) and params["r=4"] == 4 * 32 and params["full"] == 16 * 16
     assert not at.exception
+
+
+@pytest.mark.parametrize("preset", ["digits-rotated", "text", "emoji", "seed"])
+def test_playing_streams_several_frames_without_errors(preset):
+    """One live run draws many frames; some repeat the same figure (no new validation point)."""
+    at = open_app("views/train.py", preset=preset)
+    button(at, "Play").click().run()
+    assert not at.exception, at.exception
+    assert lab(at).run.step_count > 0

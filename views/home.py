@@ -27,18 +27,18 @@ class Lesson(NamedTuple):
 
 
 LESSONS = (
-    Lesson("Why low rank works", "📉", "A rank-2 adapter learns an update of true rank 8: the loss stops at the "
+    Lesson("Why low rank works", ":material/trending_down:", "A rank-2 adapter learns an update of true rank 8: the loss stops at the "
            "dashed floor theory predicts. Try rank 2, 8 and 16 and watch the floor line move.",
            "synthetic-low-rank"),
-    Lesson("Rank vs accuracy", "🔢", "Digits turned by 90°: ranks 1 to 64 and full fine-tuning side by side, "
+    Lesson("Rank vs accuracy", ":material/stacked_line_chart:", "Digits turned by 90°: ranks 1 to 64 and full fine-tuning side by side, "
            "accuracy against the number of trained parameters.", "digits-rotated", COMPARE, "rank"),
-    Lesson("Optimizer race", "🏁", "The same run trained with SGD, Adam and AdamW: the same data and seed, "
+    Lesson("Optimizer race", ":material/sports_score:", "The same run trained with SGD, Adam and AdamW: the same data and seed, "
            "three curves in one chart.", "synthetic", COMPARE, "optimizer"),
-    Lesson("Adapting a language model", "📜", "A character model that read English prose learns Shakespeare: "
+    Lesson("Adapting a language model", ":material/menu_book:", "A character model that read English prose learns Shakespeare: "
            "bits per character fall, and its samples start to sound like a play.", "text"),
-    Lesson("Multimodal adapters", "🖼️", "Emoji pictures and names, one adapter per modality: late, early and "
+    Lesson("Multimodal adapters", ":material/image:", "Emoji pictures and names, one adapter per modality: late, early and "
            "cross-modal fusion compared.", "emoji", COMPARE, "fusion"),
-    Lesson("The original toy", "🧸", "Rank 1 per modality can copy only 1 of each modality's 4 random features, "
+    Lesson("The original toy", ":material/toys:", "Rank 1 per modality can copy only 1 of each modality's 4 random features, "
            "so the loss flattens at 0.25 = ¾ × ⅓, the variance of the 3 it misses.", "seed"),
 )
 
@@ -61,7 +61,7 @@ def open_lesson(lesson: Lesson) -> None:
     st.switch_page(lesson.page, query_params={"compare": lesson.compare} if lesson.compare else None)
 
 
-st.title("🧪 LoRA Lab")
+st.title("LoRA Lab")
 st.markdown(
     "#### A frozen model is adapted live by a small low-rank update. "
     "Pick a modality, a rank and an optimizer, watch the loss curves, compare ranks, and export the adapter."

@@ -89,7 +89,7 @@ def open_toy() -> None:
 
 
 # -- the page -----------------------------------------------------------------------------------
-st.title("🎓 How LoRA works")
+st.title("How LoRA works")
 st.markdown("A big pretrained weight matrix stays **frozen**. Next to it sits a small **low-rank update**, the "
             "only thing that is trained. Each formula has live numbers beside it: turn the knobs.")
 
@@ -218,7 +218,7 @@ with right:
                   help="The exact best rank-r fit (reduced-rank regression) on a random sample")
     st.caption("A finite sample always has one direction a little wider than 1/3, so the measured best sits a "
                "hair below the theory; on the toy's 100 training samples a bit more.")
-    if st.button("Open the toy on the Train page", icon="🧸", on_click=open_toy, type="primary"):
+    if st.button("Open the toy on the Train page", icon=":material/toys:", on_click=open_toy, type="primary"):
         st.switch_page("views/train.py")
     st.caption("Loads the `seed` preset (rank 1 per modality, plain SGD, 500 steps): watch the loss settle on "
                "the dashed 0.25 line.")

@@ -142,7 +142,7 @@ def real_models() -> None:
                    "gradients and the optimizer state.")
 
 
-st.title("🧮 Parameter savings")
+st.title("Parameter savings")
 this_model()
 st.divider()
 real_models()

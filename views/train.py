@@ -1,4 +1,5 @@
 """Train (live): play, pause, step, reset; curves stream while the model adapts."""
+import itertools
 import time
 
 import streamlit as st
@@ -40,21 +41,25 @@ def base_score(task_key: tuple, _run) -> float | None:
     return scores.get("accuracy", scores.get("bpc"))
 
 
-def draw_live(where) -> None:
-    """Status, live numbers and charts, into one placeholder (replaced on every redraw)."""
+def draw_live(where, frame: int) -> None:
+    """Status, live numbers and charts, into one placeholder (replaced on every redraw).
+
+    Charts get a key per frame: two frames may draw the very same figure (no new validation point
+    between them), and Streamlit refuses two identical elements in one run.
+    """
     with where.container():
         if run.status == "diverged":
-            st.error(run.message, icon="💥")
+            st.error(run.message, icon=":material/warning:")
         elif run.done:
             st.success(f"Done: {run.step_count:,} steps in {run.train_time:.1f} s of training.")
         panels.live_numbers(run)
         left, right = st.columns([3, 2]) if run.task.metric else (st.container(), None)
         with left:
             same_task = [r for r in lab.previous if r.config.task_key() == config.task_key()]
-            panels.loss_chart(run, smoothing=smoothing, log_y=log_y, previous=same_task[:1])
+            panels.loss_chart(run, smoothing=smoothing, log_y=log_y, previous=same_task[:1], key=f"loss-{frame}")
         if right is not None:
             with right:
-                panels.metric_chart(run, base_score(config.task_key(), run))
+                panels.metric_chart(run, base_score(config.task_key(), run), key=f"metric-{frame}")
         if not lab.playing and run.step_count == 0:
             st.info("Press **Play** to start training, or **Step** for one step at a time.")
 
@@ -69,10 +74,10 @@ def live():
     was_playing = lab.playing
     placeholder = st.empty()
     deadline = time.monotonic() + session.LOOP_SECONDS
-    while True:
+    for frame in itertools.count():
         if lab.playing:
             session.advance(run, watch=pace != "fastest")
-        draw_live(placeholder)
+        draw_live(placeholder, frame)
         if not lab.playing or time.monotonic() >= deadline:
             break
     if was_playing and not lab.playing:
