@@ -16,6 +16,9 @@ from . import figures
 from .figures import human_bytes, human_count
 
 
+LIVE_POINTS = 400  # points per curve on the live chart: the browser redraws it several times a second
+
+
 def chart(fig, key: str | None = None) -> None:
     """Show a figure with its own styling (Streamlit's theme would replace its fonts and colours).
 
@@ -73,7 +76,7 @@ def loss_chart(run: Run, *, smoothing: float, log_y: bool, previous: list[Run] =
         smoothing=smoothing, log_y=log_y, floors=visible_floors(run.theory_floor()),
         previous=[{"label": f"previous: {describe(r.config)}", "steps": r.history.array("step"),
                    "loss": r.history.array("train_loss")} for r in previous],
-        title="Loss (train and validation)")
+        title="Loss (train and validation)", max_points=LIVE_POINTS)
     chart(fig, key)
 
 

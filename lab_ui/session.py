@@ -7,6 +7,7 @@ kept as a faded "previous run" curve, and the last few stay downloadable.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -14,7 +15,8 @@ import streamlit as st
 from lora_core import Config, ConfigError, Run
 from lora_core.tasks import Task, build_task
 
-CHUNK_SECONDS = 0.12  # training time per frame: with the redraw itself, ~6 chart updates a second
+CHUNK_SECONDS = 0.12  # training time per frame at the "fastest" pace
+FRAME_SECONDS = 0.15  # at most ~6-7 frames a second: more would only load the browser
 LOOP_SECONDS = 1.0  # one live fragment run streams frames for this long; Pause interrupts it at a frame
 REDRAW_SECONDS = 0.25  # the compare page's timer
 LEARNED_SECONDS = 1.0  # the heavier "what was learned" panel redraws less often while playing
@@ -41,6 +43,7 @@ class Lab:
     playing: bool = False
     error: str = ""
     previous: list[Run] = field(default_factory=list)
+    last_advance: float = 0.0  # monotonic time of the last paced training step (watch pace)
 
 
 def lab() -> Lab:
@@ -85,7 +88,8 @@ def adopt(run: Run) -> None:
 
 
 def play() -> None:
-    lab().playing = True
+    state = lab()
+    state.playing, state.last_advance = True, 0.0
 
 
 def pause() -> None:
@@ -101,14 +105,20 @@ def reset(config: Config) -> None:
 
 
 def advance(run: Run, *, watch: bool = True) -> None:
-    """Train for one time-budgeted chunk; stop playing when the run ends.
+    """Train one frame's worth; stop playing when the run ends.
 
-    With `watch`, a fast run is paced to last about WATCH_SECONDS, so a class can see the curve
-    form; a slow run goes as fast as it can either way.
+    With `watch`, a run goes at steps / WATCH_SECONDS steps per second of wall time, so a fast run
+    takes a few seconds and a class can see the curve form; otherwise it trains for CHUNK_SECONDS.
+    A slow run goes as fast as it can either way.
     """
+    state = lab()
     if not run.done:
-        per_tick = run.config.steps * CHUNK_SECONDS / WATCH_SECONDS if watch else run.config.steps
-        run.step(max(1, int(per_tick)), seconds=CHUNK_SECONDS)
+        if watch:
+            now = time.monotonic()
+            elapsed = min(now - state.last_advance, 0.5) if state.last_advance else FRAME_SECONDS
+            state.last_advance = now
+            run.step(max(1, round(run.config.steps / WATCH_SECONDS * elapsed)), seconds=CHUNK_SECONDS)
+        else:
+            run.step(run.config.steps, seconds=CHUNK_SECONDS)
     if run.done:
-        lab().playing = False
-
+        state.playing = False

@@ -131,6 +131,7 @@ class Run:
         self.start_loss = math.nan
         self.status, self.message = "ready", ""
         self._perm, self._perm_epoch = None, -1
+        self._floor = None
         self._lora = [layer for _, layer in lora_layers(self.model)]
         n_val = min(len(self.task.y_val), MAX_EVAL_ROWS)
         self._val = (take(self.task.x_val, slice(0, n_val)), self.task.y_val[:n_val])
@@ -141,10 +142,15 @@ class Run:
         return self.status in ("done", "diverged")
 
     def theory_floor(self) -> dict | None:
-        """Loss floors that theory predicts for this rank (synthetic and the toy), else None."""
+        """Loss floors that theory predicts for this rank (synthetic and the toy), else None.
+
+        Computed once per run (a least-squares fit and an SVD): a live chart asks for it every frame.
+        """
         if self.task.floor is None:
             return None
-        return self.task.floor(self.config.rank if self.config.method == "lora" else None)
+        if self._floor is None:
+            self._floor = self.task.floor(self.config.rank if self.config.method == "lora" else None)
+        return dict(self._floor)
 
     # -- training --------------------------------------------------------------
     def _batch(self, step: int):

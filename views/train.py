@@ -75,11 +75,13 @@ def live():
     placeholder = st.empty()
     deadline = time.monotonic() + session.LOOP_SECONDS
     for frame in itertools.count():
+        started = time.monotonic()
         if lab.playing:
             session.advance(run, watch=pace != "fastest")
         draw_live(placeholder, frame)
         if not lab.playing or time.monotonic() >= deadline:
             break
+        time.sleep(max(0.0, session.FRAME_SECONDS - (time.monotonic() - started)))
     if was_playing and not lab.playing:
         st.rerun()  # the run ended: redraw the whole page once more, without the timer
 
