@@ -30,10 +30,15 @@ def open_page(browser, url, width=1280):
     return page
 
 
-def step_counter(page) -> int:
-    metric = page.locator("[data-testid='stMetric']", has_text="Step").first
-    text = metric.locator("[data-testid='stMetricValue']").inner_text()
-    return int(re.match(r"\s*([\d,]+)", text).group(1).replace(",", ""))
+def step_counter(page, timeout_ms: int = 20_000) -> int:
+    """The number in the metric labelled exactly "Step" (waiting until the page has drawn it)."""
+    label = page.locator("[data-testid='stMetricLabel']", has_text=re.compile(r"^\s*Step\s*$"))
+    metric = page.locator("[data-testid='stMetric']").filter(has=label).first
+    value = metric.locator("[data-testid='stMetricValue']")
+    value.wait_for(timeout=timeout_ms)
+    match = re.match(r"\s*([\d,]+)", value.inner_text())
+    assert match, f"the Step metric shows {value.inner_text()!r}"
+    return int(match.group(1).replace(",", ""))
 
 
 # Counts, inside the page at every animation frame, how often the loss chart shows new data (a new
