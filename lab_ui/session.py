@@ -16,8 +16,7 @@ from lora_core import Config, ConfigError, Run
 from lora_core.tasks import Task, build_task
 
 CHUNK_SECONDS = 0.12  # training time per frame at the "fastest" pace
-FRAME_SECONDS = 0.15  # at most ~6-7 frames a second: more would only load the browser
-LOOP_SECONDS = 1.0  # one live fragment run streams frames for this long; Pause interrupts it at a frame
+FRAME_SECONDS = 0.15  # the live fragment's timer: at most ~6-7 frames a second
 REDRAW_SECONDS = 0.25  # the compare page's timer
 LEARNED_SECONDS = 1.0  # the heavier "what was learned" panel redraws less often while playing
 WATCH_SECONDS = 6.0  # "watch" pace: a run that could finish faster is spread over about this long

@@ -1,7 +1,4 @@
 """Train (live): play, pause, step, reset; curves stream while the model adapts."""
-import itertools
-import time
-
 import streamlit as st
 
 from lab_ui import panels, session, sidebar
@@ -41,12 +38,8 @@ def base_score(task_key: tuple, _run) -> float | None:
     return scores.get("accuracy", scores.get("bpc"))
 
 
-def draw_live(where, frame: int) -> None:
-    """Status, live numbers and charts, into one placeholder (replaced on every redraw).
-
-    Charts get a key per frame: two frames may draw the very same figure (no new validation point
-    between them), and Streamlit refuses two identical elements in one run.
-    """
+def draw_live(where) -> None:
+    """Status, live numbers and charts, into one placeholder (replaced on every redraw)."""
     with where.container():
         if run.status == "diverged":
             st.error(run.message, icon=":material/warning:")
@@ -56,32 +49,25 @@ def draw_live(where, frame: int) -> None:
         left, right = st.columns([3, 2]) if run.task.metric else (st.container(), None)
         with left:
             same_task = [r for r in lab.previous if r.config.task_key() == config.task_key()]
-            panels.loss_chart(run, smoothing=smoothing, log_y=log_y, previous=same_task[:1], key=f"loss-{frame}")
+            panels.loss_chart(run, smoothing=smoothing, log_y=log_y, previous=same_task[:1])
         if right is not None:
             with right:
-                panels.metric_chart(run, base_score(config.task_key(), run), key=f"metric-{frame}")
+                panels.metric_chart(run, base_score(config.task_key(), run))
         if not lab.playing and run.step_count == 0:
             st.info("Press **Play** to start training, or **Step** for one step at a time.")
 
 
-@st.fragment(run_every=session.LOOP_SECONDS if lab.playing else None)
+@st.fragment(run_every=session.FRAME_SECONDS if lab.playing else None)
 def live():
-    """While playing: train a chunk, redraw, repeat, for about a second; then the timer starts it again.
+    """While playing, the timer reruns this fragment: train one frame's worth, then redraw.
 
-    Redrawing a placeholder inside one run streams each frame at once (no rerun per frame), and a click
-    on Pause interrupts the loop at its next redraw.
+    One frame per fragment run (no loop inside a run): a Pause click then never interrupts a
+    half-sent frame, which under load could leave the browser with a broken page.
     """
     was_playing = lab.playing
-    placeholder = st.empty()
-    deadline = time.monotonic() + session.LOOP_SECONDS
-    for frame in itertools.count():
-        started = time.monotonic()
-        if lab.playing:
-            session.advance(run, watch=pace != "fastest")
-        draw_live(placeholder, frame)
-        if not lab.playing or time.monotonic() >= deadline:
-            break
-        time.sleep(max(0.0, session.FRAME_SECONDS - (time.monotonic() - started)))
+    if was_playing:
+        session.advance(run, watch=pace != "fastest")
+    draw_live(st.empty())
     if was_playing and not lab.playing:
         st.rerun()  # the run ended: redraw the whole page once more, without the timer
 
