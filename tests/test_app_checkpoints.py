@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("streamlit")
 import streamlit.testing.v1.app_test as app_test_module  # noqa: E402
 from safetensors.numpy import load as st_load  # noqa: E402
 from safetensors.numpy import save as st_save  # noqa: E402
