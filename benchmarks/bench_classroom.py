@@ -1,28 +1,35 @@
 """A class at once: N isolated sessions training live on one server, measured from real browsers.
 
     python benchmarks/bench_classroom.py --sessions 1,10,30 --seconds 15
+    python benchmarks/bench_classroom.py --sessions 10 --streamlit-option runner.postScriptGC=false --blas-threads 1
     python benchmarks/bench_classroom.py --url http://127.0.0.1:8501 --sessions 5
 
 For each N: one headless Chromium (Debian's /usr/bin/chromium, driven by Playwright), N separate
-browser contexts (= N isolated Streamlit sessions) on the Train page, pace "fastest", Play on all.
-Then every ~0.5 s for --seconds: each page's step counter (the "Step" metric), the server's RSS
-(VmRSS of the server process and its children). Loss-chart redraws are counted inside each page
-by a MutationObserver that compares the chart's signature (the 'd' attributes of
+browser contexts (= N isolated Streamlit sessions) on /train?modality=synthetic&steps=100000 (the
+sidebar clamps steps to its maximum, 20,000), pace "fastest" (clicked: the page has no query for it),
+Play on all. Then every ~0.5 s for --seconds: each page's step counter (the "Step" metric) and the
+server's RSS (VmRSS of the server process and its children). Loss-chart redraws are counted inside
+each page by a MutationObserver that compares the chart's signature (the 'd' attributes of its
 `.scatterlayer path.js-line`, joined) after every DOM change, so redraws faster than the sampling
-are not missed. Then Pause on all pages, and a check that every counter has stopped 1 s after its
-Pause click. Any `[data-testid='stException']` box is printed.
+are not missed. A run that reaches its last step inside the window is Reset and Played again (at
+N=1 a 20,000-step run lasts about 3 s), and its steps keep counting. Then Pause on all pages: a
+session honours it if its counter no longer moves from 1 s after its click; the time until the
+page shows Play again is reported too. Any `[data-testid='stException']` box, any uncaught error in
+a page, and any page whose app vanished (a frontend crash leaves a white page, no exception box)
+is printed.
 
 The browser runs on the same 2 cores as the server: Chromium laying out and drawing N pages
 competes with the server for CPU, so the rates are a lower bound on what a class (one browser per
 student, on their own machines) gets. The CPU each side used is printed to make that visible.
-Pages are kept cheap: 800x600 viewports, reduced motion, no GPU. Background-timer throttling is
-disabled because Streamlit's `run_every` timer lives in the browser: a throttled hidden tab would
-measure Chromium, not the server.
+Pages are kept cheap: 800x600 viewports, reduced motion, no GPU; clicks and readings are one
+evaluate() per page (Playwright's actionability checks cost seconds per page on a busy browser).
+Background-timer throttling is disabled because Streamlit's `run_every` timer lives in the
+browser: a throttled hidden tab would measure Chromium, not the server.
 
 By default a fresh server is started on a free port for each N (so the memory numbers of one N
 are not mixed with what an earlier N left behind), warmed up by one page load, and stopped after.
-Everything is bounded: Playwright timeouts on every action, a watchdog that kills the server and
-exits if the whole script overruns, and every page and context closed in `finally`.
+Everything is bounded: a timeout on every browser action, a watchdog that prints where it was,
+kills the server and exits if the whole script overruns, and every context closed in `finally`.
 """
 from __future__ import annotations
 
@@ -502,6 +509,15 @@ def run_round(browser, url: str, server_pid: int | None, n: int, args) -> Result
 
         # Pause everywhere. A page honours it if its counter, read from PAUSE_GRACE s after its click on,
         # no longer moves; "stopped after" is when the counter first showed its final value.
+        # a run that just reached its last step has no Pause button: start it again so every page can pause
+        restarted = False
+        for s in sessions:
+            got = s.sample()
+            if got and got["done"]:
+                s.restart(action_ms)
+                restarted = True
+        if restarted:
+            time.sleep(1.0)
         readings: list[list[tuple[float, int]]] = []
         clicked = []
         phase[0] = "pausing"
@@ -616,7 +632,13 @@ def app_version() -> str:
         digest.update(path.read_bytes() if path.exists() else b"")
     text = (ROOT / "lab_ui/session.py").read_text()
     constants = re.findall(r"^([A-Z_]+_SECONDS)\s*=\s*([\d.]+)", text, flags=re.M)
-    return ", ".join(f"{k}={v}" for k, v in constants) + f"; files digest {digest.hexdigest()[:10]}"
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        head = "?"
+    return (", ".join(f"{k}={v}" for k, v in constants)
+            + f"; git {head or '?'}; live-page files digest {digest.hexdigest()[:10]}")
 
 
 def fmt(values: list[float], digits: int = 0) -> str:
@@ -646,7 +668,7 @@ def seconds_cell(values: list[float | None]) -> str:
     seen = [v for v in values if v is not None]
     missing = len(values) - len(seen)
     text = f"{statistics.median(seen):.1f} s (median), {max(seen):.1f} s (max)" if seen else "- s"
-    return text + (f"; {missing} page(s) never did" if missing else "")
+    return text + (f"; {missing} page(s) never showed Play again" if missing else "")
 
 
 def details(r: Result) -> list[str]:
@@ -661,7 +683,7 @@ def details(r: Result) -> list[str]:
         f"  Pause, sessions that advanced ({r.active}): counters showed their final value "
         f"{statistics.median(r.stop_after or [0]):.2f} s (median), {max(r.stop_after or [0]):.2f} s (max) after the "
         f"click (resolution ~ one sweep)",
-        f"  Pause, all sessions: the page showed Play again within {seconds_cell(r.play_back)} of the click",
+        f"  Pause, all sessions: time from the click until the page showed Play again: {seconds_cell(r.play_back)}",
     ]
     lines.append(f"  white pages (the app's root element gone, a frontend crash): {len(r.blank)}/{r.n}"
                  + (f" (pages {r.blank})" if r.blank else ""))
